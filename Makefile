@@ -1,0 +1,39 @@
+# Entry points for people and CI. Every target sets up what it needs, so each works on a
+# fresh clone: a virtual environment from the pinned lock file, and pinned Go-built tools.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+LOCK := requirements/dev.lock
+
+.PHONY: run test lint venv clean
+
+## run: the whole training workflow, locally, on the default synthetic data
+run: venv
+	$(BIN)/xgbflow run $(ARGS)
+
+## test: every check CI runs
+test: venv
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## lint: formatter and linter, as pre-commit runs them
+lint: venv
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: $(LOCK) pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python $(LOCK)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+## lock: re-resolve the pinned dependency set after editing pyproject.toml
+lock: venv
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python-version 3.11 -o $(LOCK)
+
+clean:
+	rm -rf $(VENV) .tools build
