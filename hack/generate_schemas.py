@@ -128,7 +128,10 @@ def inline_refs(
         target = inline_refs(definitions[name], definitions, prefix, seen | {name})
         return {**target, **{k: v for k, v in node.items() if k == "description"}}
 
-    out = {key: inline_refs(value, definitions, prefix, seen) for key, value in node.items()}
+    out = {
+        key: inline_refs(value, definitions, prefix, seen)
+        for key, value in node.items()
+    }
     # OpenAPI 3 documents wrap a reference in a one-element allOf to attach a default.
     if len(out.get("allOf", ())) == 1:
         wrapped = out.pop("allOf")[0]
@@ -147,8 +150,12 @@ def make_strict(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
 
-    out = {k: make_strict(v) for k, v in node.items() if k not in {"default", "example"}}
-    if out.get("format") == "int-or-string" or out.pop("x-kubernetes-int-or-string", False):
+    out = {
+        k: make_strict(v) for k, v in node.items() if k not in {"default", "example"}
+    }
+    if out.get("format") == "int-or-string" or out.pop(
+        "x-kubernetes-int-or-string", False
+    ):
         out.pop("type", None)
         out.pop("format", None)
         out.update(STRING_OR_INTEGER)
@@ -168,8 +175,8 @@ def core_schemas(source: Path) -> dict[str, Any]:
     wanted = set(CORE_GROUP_VERSIONS)
     schemas = {}
     for name, definition in definitions.items():
-        # Only API kinds; apimachinery's DeleteOptions, WatchEvent and the like also carry
-        # group-version-kind markers but are never written in a manifest.
+        # Only API kinds: apimachinery's DeleteOptions, WatchEvent and the like carry
+        # group-version-kind markers too, but no manifest is one of them.
         if not name.startswith("io.k8s.api."):
             continue
         for gvk in definition.get("x-kubernetes-group-version-kind", ()):
