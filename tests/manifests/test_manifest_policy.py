@@ -57,7 +57,8 @@ PIPELINE_PARAMETERS = {
     "model_publish_uri": str,
 }
 RELEASE_TAG = re.compile(r"^v?\d+\.\d+\.\d+$")
-HASH_SUFFIX = re.compile(r"-[a-z0-9]{10}$")
+# kustomize's name hashes: ten hex digits, with vowel-like ones swapped for consonants.
+HASH_SUFFIX = re.compile(r"-[2456789bcdfghkmt]{10}$")
 WAVE = "argocd.argoproj.io/sync-wave"
 
 
