@@ -36,14 +36,16 @@ class SubmitError(RuntimeError):
     """The run could not be submitted: bad input files or a refused API call."""
 
 
+def _read_yaml(path: Path, what: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise SubmitError(f"{what} {path}: cannot read it as YAML: {error}") from error
+
+
 def load_pipeline(path: Path) -> dict[str, Any]:
     """The compiled pipeline spec (KFP IR YAML) as a mapping."""
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise SubmitError(
-            f"pipeline {path}: cannot read it as YAML: {error}"
-        ) from error
+    spec = _read_yaml(path, "pipeline")
     if not isinstance(spec, dict) or "root" not in spec:
         raise SubmitError(
             f"pipeline {path}: expected a compiled KFP pipeline with a 'root' section"
@@ -53,12 +55,7 @@ def load_pipeline(path: Path) -> dict[str, Any]:
 
 def load_parameters(path: Path) -> dict[str, Any]:
     """The flat name-to-value mapping of an overlay's pipeline-params.yaml."""
-    try:
-        params = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise SubmitError(
-            f"parameters {path}: cannot read it as YAML: {error}"
-        ) from error
+    params = _read_yaml(path, "parameters")
     params = {} if params is None else params
     if not isinstance(params, dict):
         raise SubmitError(
