@@ -6,6 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 LOCK := requirements/dev.lock
+
+# Nothing run from here reports usage to outside hosts.
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
 TOOLS := .tools
 
 include hack/versions.mk
