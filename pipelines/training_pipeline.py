@@ -66,7 +66,11 @@ def acquire_data(
         missing_rate=missing_rate,
     )
     dataset.metadata.update(
-        {"rows": card["rows"], "source": card["source"], "sha256": card["content_sha256"]}
+        {
+            "rows": card["rows"],
+            "source": card["source"],
+            "sha256": card["content_sha256"],
+        }
     )
 
 

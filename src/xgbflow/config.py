@@ -73,7 +73,8 @@ class TrainParams:
         return {
             "tree_method": "hist",
             "objective": "binary:logistic",
-            "eval_metric": ["logloss", "error"],
+            # Early stopping watches the last metric listed: the validation log loss.
+            "eval_metric": ["error", "logloss"],
             "max_depth": self.max_depth,
             "learning_rate": self.learning_rate,
             "n_estimators": self.n_estimators,

@@ -223,13 +223,14 @@ def export_model(
     evaluation: dict[str, Any],
     output_dir: str | Path,
     model_name: str = "xgbflow-classifier",
+    tolerance: float = PARITY_TOLERANCE,
 ) -> dict[str, Any]:
     """Convert, check parity on `test`, then write the model directory.
 
     Returns the metadata written beside the graph.
     """
     model = to_onnx(pipeline, schema)
-    parity = check_parity(model, pipeline, test, schema)
+    parity = check_parity(model, pipeline, test, schema, tolerance)
     model_bytes = model.SerializeToString()
     created = dt.datetime.now(dt.UTC).replace(microsecond=0)
     train_probability = pipeline.predict_proba(dataset.to_model_frame(train, schema))[

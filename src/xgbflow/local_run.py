@@ -176,7 +176,8 @@ def summarize(run_dir: Path, elapsed: float) -> str:
     lines.append(
         f"\nONNX parity on {parity['rows']} test rows: labels differing "
         f"{parity['labels_differing']}, max probability difference "
-        f"{parity['max_probability_difference']:.1e} (tolerance {parity['tolerance']:g})"
+        f"{parity['max_probability_difference']:.1e} "
+        f"(tolerance {parity['tolerance']:g})"
     )
     lines.append(f"model {metadata['model_name']} version {metadata['model_version']}")
     lines.append(f"model directory  {run_dir / 'model'}")

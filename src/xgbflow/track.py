@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import tempfile
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,15 @@ def resolve_tracking_uri(uri: str = "") -> str:
         return os.environ["MLFLOW_TRACKING_URI"]
     store = Path(LOCAL_STORE).resolve()
     return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def requirements(*distributions: str) -> list[str]:
+    """Pinned requirements of the installed distributions.
+
+    Given explicitly, because MLflow's inference of a model's requirements loads the
+    model again in a subprocess, which costs more than the rest of the logging.
+    """
+    return [f"{name}=={importlib_metadata.version(name)}" for name in distributions]
 
 
 def _experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
@@ -200,10 +210,15 @@ def track_run(
 
         mlflow.log_artifacts(str(onnx_dir), artifact_path="model-directory")
         mlflow.sklearn.log_model(
-            pipeline, name="sklearn-model", skops_trusted_types=SKOPS_TRUSTED_TYPES
+            pipeline,
+            name="sklearn-model",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            pip_requirements=requirements("xgbflow", "scikit-learn", "xgboost-cpu"),
         )
         onnx_info = mlflow.onnx.log_model(
-            onnx.load(str(Path(onnx_dir) / "model.onnx")), name="onnx-model"
+            onnx.load(str(Path(onnx_dir) / "model.onnx")),
+            name="onnx-model",
+            pip_requirements=requirements("onnx", "onnxruntime"),
         )
         registered = None
         if register:
