@@ -4,11 +4,16 @@ Given the label column (and optionally which columns are categorical), the table
 checked for a usable shape, its label encoded as 0/1, and written in the same format as
 the synthetic data with a data card, so validation, training and export treat it alike.
 Columns not named categorical must be numeric; text columns must be named.
+
+Feature names become identifiers (lower case, runs of other characters turned into
+"_"; "mean radius" becomes "mean_radius"), because they name the ONNX graph's inputs
+and the V2 protocol's tensors. The card records the renaming.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 
 import fsspec
@@ -40,6 +45,28 @@ def read_table(uri: str) -> pd.DataFrame:
         raise DataError(
             f"data_uri={uri!r} could not be read as {suffix}: {exc}"
         ) from exc
+
+
+def identifier(name: object) -> str:
+    """A column name usable as an ONNX input and V2 tensor name."""
+    text = re.sub(r"[^0-9a-z_]+", "_", str(name).strip().lower()).strip("_")
+    return f"c_{text}" if not text or text[0].isdigit() else text
+
+
+def rename_features(table: pd.DataFrame, target: str) -> dict[str, str]:
+    """Original to identifier names of every column but the target; must stay unique."""
+    renamed = {c: identifier(c) for c in table.columns if c != target}
+    clashes = sorted(
+        {new for new in renamed.values() if list(renamed.values()).count(new) > 1}
+        | ({target} & set(renamed.values()))
+    )
+    if clashes:
+        originals = [c for c, new in renamed.items() if new in clashes]
+        raise DataError(
+            f"columns {originals} all become {clashes} as identifiers; expected "
+            "column names that differ in more than case and punctuation"
+        )
+    return renamed
 
 
 def infer_schema(
@@ -84,7 +111,19 @@ def load_dataset(
 ) -> dict:
     """Write `source_uri` as a dataset directory at `output_uri`; returns the card."""
     table = read_table(source_uri)
-    schema = infer_schema(table, target, categorical)
+    if target not in table.columns:
+        raise DataError(
+            f"target={target!r} is not a column; the columns are {list(table.columns)}"
+        )
+    renamed = rename_features(table, target)
+    unknown = [name for name in categorical if name not in renamed]
+    if unknown:
+        raise DataError(
+            f"categorical columns {unknown} are not in the table; the columns are "
+            f"{list(table.columns)}"
+        )
+    table = table.rename(columns=renamed)
+    schema = infer_schema(table, target, [renamed[name] for name in categorical])
     if table[target].isna().any():
         raise DataError(
             f"target={target!r} has {int(table[target].isna().sum())} missing values; "
@@ -106,6 +145,7 @@ def load_dataset(
     card = {
         "source": "file",
         "source_uri": source_uri,
+        "renamed_columns": {old: new for old, new in renamed.items() if old != new},
         "rows": len(out),
         "schema": schema.to_dict(),
         "statistics": {name: column.summary() for name, column in stats.items()},

@@ -30,9 +30,16 @@ DEFAULT_PIPELINE = Path("pipelines/training_pipeline.py")
 DEFAULT_RUNS = Path("runs")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad option in one line, without the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = TrainParams()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xgbflow run",
         description="Run the training pipeline locally with the KFP local runner.",
     )
