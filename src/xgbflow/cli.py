@@ -21,7 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("xgbflow.serve.server", "serve a model directory over KServe V1/V2"),
     "submit": ("xgbflow.submit", "submit the compiled pipeline to the KFP API"),
     "promote": ("xgbflow.promote", "copy dev's image tags and model into prod"),
-    "diff-envs": ("xgbflow.promote", "show the rendered dev and prod overlays side by side"),
+    "diff-envs": (
+        "xgbflow.promote",
+        "show the rendered dev and prod overlays side by side",
+    ),
 }
 
 
