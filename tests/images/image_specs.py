@@ -18,11 +18,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """One image: the extras it installs and the CLI commands its pods run."""
+    """One image: the extras it installs, and the code its pods run.
+
+    `commands` are `xgbflow` subcommands; `step_modules` are the modules of the
+    pipeline steps the image runs, which a component may import directly.
+    """
 
     name: str
     extras: tuple[str, ...]
     commands: tuple[str, ...]
+    step_modules: tuple[str, ...]
 
     @property
     def dockerfile(self) -> Path:
@@ -30,12 +35,22 @@ class ImageSpec:
 
 
 IMAGES: tuple[ImageSpec, ...] = (
-    ImageSpec("data", ("data", "cloud"), ("generate",)),
-    ImageSpec("train", ("train", "cloud"), ("trial",)),
-    ImageSpec("export", ("export", "cloud"), ()),
-    ImageSpec("track", ("track", "cloud"), ()),
-    ImageSpec("serve", ("serve",), ("serve",)),
-    ImageSpec("submit", ("pipeline",), ("submit",)),
+    ImageSpec(
+        "data",
+        ("data", "cloud"),
+        ("generate",),
+        ("xgbflow.generate", "xgbflow.dataset"),
+    ),
+    ImageSpec(
+        "train",
+        ("train", "cloud"),
+        ("trial",),
+        ("xgbflow.preprocess", "xgbflow.train", "xgbflow.evaluate"),
+    ),
+    ImageSpec("export", ("export", "cloud"), (), ("xgbflow.export",)),
+    ImageSpec("track", ("track", "cloud"), (), ()),
+    ImageSpec("serve", ("serve",), ("serve",), ()),
+    ImageSpec("submit", ("pipeline",), ("submit",), ()),
 )
 
 # Commands a person runs from a checkout with the dev extra; no image carries them.

@@ -233,6 +233,25 @@ def test_entrypoint_is_the_xgbflow_command(spec: ImageSpec, parsed_dockerfiles):
 
 
 @by_image
+def test_images_are_built_alike_apart_from_extras_labels_and_ports(
+    spec: ImageSpec, parsed_dockerfiles
+):
+    """Docker has no include, so the six files repeat one recipe; keep it one recipe."""
+
+    def recipe(name: str) -> list[tuple[str | None, str, str]]:
+        return [
+            (stage.name, "FROM", stage.base) for stage in parsed_dockerfiles[name]
+        ] + [
+            (stage.name, i.keyword, re.sub(r"\s*--extra[= ]\S+", "", i.arguments))
+            for stage in parsed_dockerfiles[name]
+            for i in stage.instructions
+            if i.keyword not in {"LABEL", "EXPOSE"}
+        ]
+
+    assert recipe(spec.name) == recipe(IMAGES[0].name)
+
+
+@by_image
 def test_builder_uses_the_uv_version_the_makefile_pins(spec: ImageSpec):
     makefile = (ROOT / "Makefile").read_text()
     pinned = re.search(r"^UV_VERSION := (\S+)$", makefile, re.MULTILINE)

@@ -1,4 +1,4 @@
-"""Every image's entry modules import with only that image's distributions.
+"""Every image's entry and step modules import with only that image's distributions.
 
 Each import runs in a fresh interpreter under import_guard.py, which hides every
 installed distribution the image's extras do not bring in. A command whose module does
