@@ -21,13 +21,16 @@ class ImageSpec:
     """One image: the extras it installs, and the code its pods run.
 
     `commands` are `xgbflow` subcommands; `step_modules` are the modules of the
-    pipeline steps the image runs, which a component may import directly.
+    pipeline steps the image runs, which a component may import directly. The
+    entrypoint is `xgbflow`, or `xgbflow <command>` where the pod passes only that
+    command's arguments.
     """
 
     name: str
     extras: tuple[str, ...]
     commands: tuple[str, ...]
     step_modules: tuple[str, ...]
+    entrypoint: tuple[str, ...] = ("xgbflow",)
 
     @property
     def dockerfile(self) -> Path:
@@ -49,7 +52,7 @@ IMAGES: tuple[ImageSpec, ...] = (
     ),
     ImageSpec("export", ("export", "cloud"), (), ("xgbflow.export",)),
     ImageSpec("track", ("track", "cloud"), (), ()),
-    ImageSpec("serve", ("serve",), ("serve",), ()),
+    ImageSpec("serve", ("serve",), ("serve",), (), entrypoint=("xgbflow", "serve")),
     ImageSpec("submit", ("pipeline",), ("submit",), ()),
 )
 

@@ -6,6 +6,7 @@ that a check that cannot fail does not pass unnoticed.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -228,12 +229,15 @@ def test_entrypoint_is_the_xgbflow_command(spec: ImageSpec, parsed_dockerfiles):
     ]
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
 
-    assert entrypoints == ['["xgbflow"]']
+    assert [json.loads(entrypoint) for entrypoint in entrypoints] == [
+        list(spec.entrypoint)
+    ], "expected one ENTRYPOINT in exec form"
     assert scripts["xgbflow"] == "xgbflow.cli:main"
+    assert set(spec.entrypoint[1:]) <= set(spec.commands)
 
 
 @by_image
-def test_images_are_built_alike_apart_from_extras_labels_and_ports(
+def test_images_are_built_alike_apart_from_extras_labels_ports_and_entrypoint(
     spec: ImageSpec, parsed_dockerfiles
 ):
     """Docker has no include, so the six files repeat one recipe; keep it one recipe."""
@@ -245,7 +249,7 @@ def test_images_are_built_alike_apart_from_extras_labels_and_ports(
             (stage.name, i.keyword, re.sub(r"\s*--extra[= ]\S+", "", i.arguments))
             for stage in parsed_dockerfiles[name]
             for i in stage.instructions
-            if i.keyword not in {"LABEL", "EXPOSE"}
+            if i.keyword not in {"LABEL", "EXPOSE", "ENTRYPOINT"}
         ]
 
     assert recipe(spec.name) == recipe(IMAGES[0].name)
