@@ -37,7 +37,7 @@ ENTRY_MODULES = [
     pytest.param(spec, module, id=f"{spec.name}-{module}")
     for spec in IMAGES
     for module in dict.fromkeys(
-        ["xgbflow.cli", *(COMMANDS[c][0] for c in spec.commands)]
+        ["xgbflow.cli", *spec.step_modules, *(COMMANDS[c][0] for c in spec.commands)]
     )
 ]
 
