@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from image_specs import IMAGES, ROOT, DockerIgnore, Stage, parse_dockerfile
+from image_specs import (
+    IMAGES,
+    ROOT,
+    DockerIgnore,
+    Stage,
+    list_tracked_files,
+    parse_dockerfile,
+)
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +23,9 @@ def parsed_dockerfiles() -> dict[str, list[Stage]]:
 def docker_ignore() -> DockerIgnore:
     """The rules that decide what of the repository reaches the build context."""
     return DockerIgnore((ROOT / ".dockerignore").read_text())
+
+
+@pytest.fixture(scope="session")
+def tracked_files() -> list[str]:
+    """The repository's files as git tracks them: what a fresh clone builds from."""
+    return list_tracked_files()

@@ -25,7 +25,6 @@ from image_specs import (
     find_uncommented_runs,
     find_user_problems,
     installed_extras,
-    list_tracked_files,
     parse_dockerfile,
 )
 
@@ -78,11 +77,11 @@ def test_hadolint_rejects_a_mutable_base_and_an_unpinned_install(tmp_path: Path)
 
 @by_image
 def test_copied_paths_exist_and_reach_the_build_context(
-    spec: ImageSpec, parsed_dockerfiles, docker_ignore
+    spec: ImageSpec, parsed_dockerfiles, docker_ignore, tracked_files
 ):
     stages = parsed_dockerfiles[spec.name]
 
-    assert find_copy_problems(stages, list_tracked_files(), docker_ignore) == []
+    assert find_copy_problems(stages, tracked_files, docker_ignore) == []
 
 
 @pytest.mark.parametrize(
