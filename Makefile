@@ -7,14 +7,21 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 LOCK := requirements/dev.lock
 
-.PHONY: run test lint venv clean
+# Nothing run from here reports usage to outside hosts.
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+TOOLS := .tools
+
+include hack/versions.mk
+
+.PHONY: run test lint venv tools clean
 
 ## run: the whole training workflow, locally, on the default synthetic data
 run: venv
 	$(BIN)/xgbflow run $(ARGS)
 
 ## test: every check CI runs
-test: venv
+test: venv tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## lint: formatter and linter, as pre-commit runs them
@@ -23,6 +30,21 @@ lint: venv
 	$(BIN)/ruff check .
 
 venv: $(VENV)/.installed
+
+## tools: kustomize, kubeconform and the JSON schemas, at the versions in hack/versions.mk
+tools: $(TOOLS)/stamps/kustomize-$(KUSTOMIZE_VERSION) \
+	$(TOOLS)/stamps/kubeconform-$(KUBECONFORM_VERSION) $(TOOLS)/schemas/VERSIONS
+
+$(TOOLS)/stamps/kustomize-$(KUSTOMIZE_VERSION):
+	GOBIN=$(CURDIR)/$(TOOLS)/bin go install $(KUSTOMIZE_MODULE)@$(KUSTOMIZE_VERSION)
+	mkdir -p $(@D) && touch $@
+
+$(TOOLS)/stamps/kubeconform-$(KUBECONFORM_VERSION):
+	GOBIN=$(CURDIR)/$(TOOLS)/bin go install $(KUBECONFORM_MODULE)@$(KUBECONFORM_VERSION)
+	mkdir -p $(@D) && touch $@
+
+$(TOOLS)/schemas/VERSIONS: hack/versions.mk hack/generate_schemas.py | venv
+	$(BIN)/python hack/generate_schemas.py $(TOOLS)/schemas
 
 $(VENV)/.installed: $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
