@@ -20,16 +20,15 @@ ROOT = Path(__file__).resolve().parents[2]
 class ImageSpec:
     """One image: the extras it installs, and the code its pods run.
 
-    `commands` are `xgbflow` subcommands; `step_modules` are the modules of the
-    pipeline steps the image runs, which a component may import directly. The
-    entrypoint is `xgbflow`, or `xgbflow <command>` where the pod passes only that
-    command's arguments.
+    `commands` are the `xgbflow` subcommands its pods run; `modules` are the other
+    modules its pods import on start. The entrypoint is `xgbflow`, or
+    `xgbflow <command>` where the pod passes only that command's arguments.
     """
 
     name: str
     extras: tuple[str, ...]
     commands: tuple[str, ...]
-    step_modules: tuple[str, ...]
+    modules: tuple[str, ...]
     entrypoint: tuple[str, ...] = ("xgbflow",)
 
     @property
@@ -37,21 +36,23 @@ class ImageSpec:
         return ROOT / "images" / self.name / "Dockerfile"
 
 
+# A KFP component's pod runs `python3 -m kfp.dsl.executor_main`, which imports the
+# component's source (`import kfp` first); each component calls one function of
+# xgbflow.steps, which imports its step module when it runs.
+KFP_COMPONENT = ("kfp.dsl.executor_main", "xgbflow.steps")
+
 IMAGES: tuple[ImageSpec, ...] = (
     ImageSpec(
         "data",
         ("data", "cloud"),
         ("generate",),
-        ("xgbflow.generate", "xgbflow.dataset"),
+        (*KFP_COMPONENT, "xgbflow.generate", "xgbflow.load", "xgbflow.validate"),
     ),
     ImageSpec(
-        "train",
-        ("train", "cloud"),
-        ("trial",),
-        ("xgbflow.preprocess", "xgbflow.train", "xgbflow.evaluate"),
+        "train", ("train", "cloud"), ("trial",), (*KFP_COMPONENT, "xgbflow.train")
     ),
-    ImageSpec("export", ("export", "cloud"), (), ("xgbflow.export",)),
-    ImageSpec("track", ("track", "cloud"), (), ()),
+    ImageSpec("export", ("export", "cloud"), (), (*KFP_COMPONENT, "xgbflow.export")),
+    ImageSpec("track", ("track", "cloud"), (), (*KFP_COMPONENT, "xgbflow.track")),
     ImageSpec("serve", ("serve",), ("serve",), (), entrypoint=("xgbflow", "serve")),
     ImageSpec("submit", ("pipeline",), ("submit",), ()),
 )

@@ -7,9 +7,10 @@ whose file belongs to any other distribution, and imports the named modules:
 
     python import_guard.py --extras serve xgbflow.serve.server
 
-It exits 0 when every module imports, and 1 with the failing import's traceback when
-one reaches outside the image. Only import-time dependencies are seen; an import
-inside a function body is checked when that function runs, not here.
+It prints a JSON object mapping each module that failed to why (the traceback of the
+failed import), and exits 0 when that is empty, 1 otherwise. Only import-time
+dependencies are seen; an import inside a function body is checked when that function
+runs, not here.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import argparse
 import importlib
 import importlib.abc
 import importlib.machinery
+import json
 import os
 import re
 import sys
+import traceback
 from collections.abc import Iterable, Sequence
 from importlib import metadata
 
@@ -132,38 +135,47 @@ class ImagePathFinder(importlib.abc.MetaPathFinder):
         importlib.machinery.PathFinder.invalidate_caches()
 
 
-def import_as_image(modules: Sequence[str], extras: Sequence[str]) -> list[str]:
-    """Import `modules` with only `xgbflow[extras]` importable.
+def import_as_image(modules: Sequence[str], extras: Sequence[str]) -> dict[str, str]:
+    """Import each of `modules` with only `xgbflow[extras]` importable.
 
-    A module that needs a blocked distribution raises ModuleNotFoundError, as in the
-    image. Returns the problems found without an exception: modules of blocked
-    distributions that reached sys.modules by a route other than the path finder.
+    Returns the problems by module, empty when all is well: the traceback of an import
+    that failed (with the hidden modules it looked up), or the modules of blocked
+    distributions that reached sys.modules other than through the path finder. Modules
+    are imported in order in one interpreter; a failed import leaves nothing behind in
+    sys.modules, so it cannot hide a failure from the modules after it.
     """
     allowed = resolve_distributions(PROJECT, extras)
     installed = {canonical_name(d.metadata["Name"]) for d in metadata.distributions()}
     finder = ImagePathFinder(map_blocked_files(allowed), installed - allowed)
-    already_loaded = set(sys.modules)
     position = sys.meta_path.index(importlib.machinery.PathFinder)
     sys.meta_path[position] = finder
 
-    try:
-        for module in modules:
+    problems = {}
+    for module in modules:
+        already_loaded = set(sys.modules)
+        finder.refused.clear()
+        try:
             importlib.import_module(module)
-    except ImportError as error:
-        hidden = ", ".join(
-            f"{name} ({owner})" for name, owner in finder.refused.items()
-        )
-        raise ImportError(
-            f"{error}; hidden from xgbflow[{','.join(extras)}]: {hidden or 'nothing'}"
-        ) from error
+        except ImportError:
+            hidden = ", ".join(
+                f"{name} ({owner})" for name, owner in finder.refused.items()
+            )
+            problems[module] = (
+                f"{traceback.format_exc(limit=-12)}"
+                f"hidden from xgbflow[{','.join(extras)}]: {hidden or 'nothing'}"
+            )
+            continue
 
-    return sorted(
-        f"{name} (from {finder.blocked[os.path.normpath(file)]})"
-        for name, module in list(sys.modules.items())
-        if name not in already_loaded
-        and (file := getattr(module, "__file__", None))
-        and os.path.normpath(file) in finder.blocked
-    )
+        leaked = sorted(
+            f"{name} (from {finder.blocked[os.path.normpath(file)]})"
+            for name, loaded in list(sys.modules.items())
+            if name not in already_loaded
+            and (file := getattr(loaded, "__file__", None))
+            and os.path.normpath(file) in finder.blocked
+        )
+        if leaked:
+            problems[module] = "imported outside the image: " + ", ".join(leaked)
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,12 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     extras = [extra for extra in args.extras.split(",") if extra]
-    leaked = import_as_image(args.modules, extras)
-    if leaked:
-        print("imported outside the image: " + ", ".join(leaked), file=sys.stderr)
-        return 1
-    print(f"imported {', '.join(args.modules)} with only xgbflow[{args.extras}]")
-    return 0
+    problems = import_as_image(args.modules, extras)
+    print(json.dumps(problems, indent=2))
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
