@@ -79,7 +79,7 @@ def test_publishing_enforces_the_gate(tmp_path, model_dir, trained):
     }
     evaluation.write_text(json.dumps(failing))
 
-    with pytest.raises(QualityGateError, match="expected >= 0.9990"):
+    with pytest.raises(QualityGateError, match=r"expected >= 0\.9990"):
         steps.publish_model(str(evaluation), str(model_dir), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 

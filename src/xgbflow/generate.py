@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scipy.special import expit
 
 from xgbflow import dataset, storage
 from xgbflow.errors import ConfigError, XgbflowError
@@ -133,6 +132,11 @@ class GeneratorConfig:
                 raise ConfigError(
                     f"{name}={value!r} is out of range; expected {expected}"
                 )
+
+
+def expit(x):
+    """The logistic function, 1 / (1 + e^-x), elementwise (clipped: no overflow)."""
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(x, dtype=np.float64), -500, 500)))
 
 
 def draw_features(rng: np.random.Generator, n: int) -> pd.DataFrame:

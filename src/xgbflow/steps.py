@@ -7,6 +7,9 @@ notebooks. Every function reads its inputs, does the work through the step modul
 outputs; a failing step writes none of them, except validation, whose report is the
 explanation of the failure.
 
+Step modules are imported inside the functions that use them, so that each step image
+needs only its own step's libraries.
+
 Artifact layouts:
 - dataset: a dataset directory (see xgbflow.dataset);
 - splits: train/validation/test Parquet files and schema.json;
@@ -22,10 +25,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 
-from xgbflow import dataset, evaluate, preprocess, storage, validate
+from xgbflow import dataset, storage, validate
 from xgbflow.config import TrainParams
 from xgbflow.dataset import FeatureSchema
 from xgbflow.errors import ValidationError
@@ -95,6 +97,8 @@ def preprocess_data(
     seed: int = 42,
 ) -> None:
     """Split the validated data and fit the preprocessing on the training split."""
+    from xgbflow import preprocess
+
     if not read_json(validation_report_path)["passed"]:
         raise ValidationError("the dataset did not pass validation", {})
     table, schema, _ = dataset.read_dataset(dataset_dir)
@@ -111,7 +115,10 @@ def preprocess_data(
     _dump(preprocessor, preprocessor_path)
 
 
-def read_splits(splits_dir: str) -> tuple[preprocess.Splits, FeatureSchema]:
+def read_splits(splits_dir: str):
+    """The three splits (a preprocess.Splits) and the feature schema."""
+    from xgbflow import preprocess
+
     folder = Path(splits_dir)
     frames = {name: pd.read_parquet(folder / f"{name}.parquet") for name in SPLIT_NAMES}
     schema = FeatureSchema.from_dict(read_json(folder / SCHEMA_FILE))
@@ -126,6 +133,8 @@ def train_model(
     params: dict[str, Any],
 ) -> dict:
     """Train with `params` (coerced into TrainParams); returns the history report."""
+    import joblib
+
     from xgbflow import train
 
     train_params = TrainParams.from_mapping(params)
@@ -152,7 +161,9 @@ def evaluate_model(
     splits_dir: str, model_path: str, evaluation_path: str, *, accuracy_gate: float
 ) -> dict:
     """Score the test split; the report records the gate but does not enforce it."""
-    from xgbflow import train
+    import joblib
+
+    from xgbflow import evaluate, train
 
     splits, schema = read_splits(splits_dir)
     pipeline = joblib.load(model_path)
@@ -178,6 +189,8 @@ def export_onnx(
     model_name: str,
 ) -> dict:
     """Convert to ONNX, check parity on the test split, write the model directory."""
+    import joblib
+
     from xgbflow import export
 
     splits, schema = read_splits(splits_dir)
@@ -205,6 +218,8 @@ def track_run(
     run_name: str | None = None,
 ) -> dict:
     """Log everything the run produced to MLflow (see xgbflow.track)."""
+    import joblib
+
     from xgbflow import track
 
     history = read_json(history_path)
@@ -230,6 +245,8 @@ def publish_model(evaluation_path: str, model_dir: str, publish_uri: str) -> str
     tracked. An empty `publish_uri` publishes nothing; the model directory stays the
     run's artifact.
     """
+    from xgbflow import evaluate
+
     evaluate.check_gate(read_json(evaluation_path))
     if not publish_uri:
         logger.info("no model_publish_uri given; the model stays at %s", model_dir)
@@ -240,6 +257,8 @@ def publish_model(evaluation_path: str, model_dir: str, publish_uri: str) -> str
 
 
 def _dump(value: Any, path: str) -> None:
+    import joblib
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(target.suffix + ".partial")

@@ -44,15 +44,25 @@ KFP_COMPONENT = ("kfp.dsl.executor_main", "xgbflow.steps")
 IMAGES: tuple[ImageSpec, ...] = (
     ImageSpec(
         "data",
-        ("data", "cloud"),
+        ("data", "cloud", "pipeline"),
         ("generate",),
         (*KFP_COMPONENT, "xgbflow.generate", "xgbflow.load", "xgbflow.validate"),
     ),
     ImageSpec(
-        "train", ("train", "cloud"), ("trial",), (*KFP_COMPONENT, "xgbflow.train")
+        "train",
+        ("train", "cloud", "pipeline"),
+        ("trial",),
+        (*KFP_COMPONENT, "xgbflow.train"),
     ),
-    ImageSpec("export", ("export", "cloud"), (), (*KFP_COMPONENT, "xgbflow.export")),
-    ImageSpec("track", ("track", "cloud"), (), (*KFP_COMPONENT, "xgbflow.track")),
+    ImageSpec(
+        "export",
+        ("export", "cloud", "pipeline"),
+        (),
+        (*KFP_COMPONENT, "xgbflow.export"),
+    ),
+    ImageSpec(
+        "track", ("track", "cloud", "pipeline"), (), (*KFP_COMPONENT, "xgbflow.track")
+    ),
     ImageSpec("serve", ("serve",), ("serve",), (), entrypoint=("xgbflow", "serve")),
     ImageSpec("submit", ("pipeline",), ("submit",), ()),
 )
