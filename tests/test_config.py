@@ -1,6 +1,6 @@
 import pytest
 
-from xgbflow.config import TrainParams, coerce
+from xgbflow.config import TrainParams, coerce, resolve_tracking_uri
 from xgbflow.errors import ConfigError
 
 
@@ -57,3 +57,13 @@ def test_katib_search_space_names_are_fields():
         "min_child_weight",
         "subsample",
     } <= names
+
+
+def test_tracking_uri_resolution(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri() == f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert resolve_tracking_uri() == "http://127.0.0.1:5000"
+    assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"

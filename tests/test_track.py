@@ -135,13 +135,3 @@ def test_failed_gate_is_tracked_but_not_registered(trained, tmp_path):
     assert result["registered_model"] is None
     assert client.get_run(result["run_id"]).data.tags["quality_gate"] == "failed"
     assert client.search_registered_models() == []
-
-
-def test_tracking_uri_resolution(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert track.resolve_tracking_uri() == f"sqlite:///{tmp_path}/mlruns/mlflow.db"
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-    assert track.resolve_tracking_uri() == "http://127.0.0.1:5000"
-    assert track.resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"

@@ -9,7 +9,9 @@ parameter, 3.5 is not.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from xgbflow.errors import ConfigError
@@ -127,3 +129,17 @@ def coerce(name: str, value: Any, kind: Any) -> int | float:
             f"{name}={value!r} has a fractional part; expected {expected}"
         )
     return int(number)
+
+
+#: The MLflow store used when nothing else is configured: SQLite under ./mlruns.
+LOCAL_TRACKING_STORE = Path("mlruns")
+
+
+def resolve_tracking_uri(uri: str = "") -> str:
+    """The explicit URI, else MLFLOW_TRACKING_URI, else the local SQLite store."""
+    if uri:
+        return uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    store = LOCAL_TRACKING_STORE.resolve()
+    return f"sqlite:///{store / 'mlflow.db'}"

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xgbflow.config import TrainParams
+from xgbflow.config import TrainParams, resolve_tracking_uri
 from xgbflow.errors import ConfigError, XgbflowError
 
 logger = logging.getLogger(__name__)
@@ -56,14 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--positive-rate", type=float, default=0.5)
     data.add_argument("--missing-rate", type=float, default=0.02)
 
+    # Training values are parsed by TrainParams, which accepts "6" and "6.0" for an
+    # integer, as Katib's substitutions may give them, and says why it refuses one.
     model = parser.add_argument_group("training")
-    model.add_argument("--max-depth", type=int, default=defaults.max_depth)
-    model.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    model.add_argument("--n-estimators", type=int, default=defaults.n_estimators)
-    model.add_argument(
-        "--min-child-weight", type=int, default=defaults.min_child_weight
-    )
-    model.add_argument("--subsample", type=float, default=defaults.subsample)
+    model.add_argument("--max-depth", default=defaults.max_depth)
+    model.add_argument("--learning-rate", default=defaults.learning_rate)
+    model.add_argument("--n-estimators", default=defaults.n_estimators)
+    model.add_argument("--min-child-weight", default=defaults.min_child_weight)
+    model.add_argument("--subsample", default=defaults.subsample)
     model.add_argument("--gate", type=float, default=0.90, help="minimum test accuracy")
 
     where = parser.add_argument_group("where")
@@ -219,12 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
 
-    from xgbflow.track import resolve_tracking_uri
-
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = (args.runs_dir / run_id).resolve()
     try:
         arguments = pipeline_arguments(args, resolve_tracking_uri(args.tracking_uri))
+        load_pipeline(args.pipeline)
         run_dir.mkdir(parents=True)
         started = time.monotonic()
         failure = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -23,10 +22,11 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
 
+from xgbflow.config import resolve_tracking_uri
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "xgbflow"
-LOCAL_STORE = "mlruns"
 #: Types inside the sklearn pipeline that skops may load back: ours and XGBoost's.
 SKOPS_TRUSTED_TYPES = [
     "numpy.dtype",
@@ -34,16 +34,6 @@ SKOPS_TRUSTED_TYPES = [
     "xgboost.core.Booster",
     "xgboost.sklearn.XGBClassifier",
 ]
-
-
-def resolve_tracking_uri(uri: str = "") -> str:
-    """The explicit URI, else MLFLOW_TRACKING_URI, else the local SQLite store."""
-    if uri:
-        return uri
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    store = Path(LOCAL_STORE).resolve()
-    return f"sqlite:///{store / 'mlflow.db'}"
 
 
 def requirements(*distributions: str) -> list[str]:
