@@ -50,11 +50,9 @@ def acquire_data(
     missing_rate: float,
 ):
     """Generate synthetic data, or load data_uri, as a dataset directory."""
-    import logging
-
     from xgbflow import steps
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    steps.configure_logging()
     card = steps.acquire_data(
         dataset.path,
         data_uri=data_uri,
@@ -77,11 +75,9 @@ def acquire_data(
 @dsl.component(base_image=_image("data"), **_component)
 def validate_data(dataset: Input[Dataset], report: Output[Artifact]):
     """Check schema, ranges, missing values, labels, duplicates and size."""
-    import logging
-
     from xgbflow import steps
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    steps.configure_logging()
     result = steps.validate_data(dataset.path, report.path)
     report.metadata["checks"] = len(result["checks"])
 
@@ -95,11 +91,9 @@ def preprocess_data(
     seed: int,
 ):
     """Split, then fit imputation, scaling and encoding on the training split."""
-    import logging
-
     from xgbflow import steps
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    steps.configure_logging()
     steps.preprocess_data(
         dataset.path, validation_report.path, splits.path, preprocessor.path, seed=seed
     )
@@ -119,11 +113,9 @@ def train_model(
     seed: int,
 ):
     """Train XGBoost with early stopping on the validation split."""
-    import logging
-
     from xgbflow import steps
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    steps.configure_logging()
     result = steps.train_model(
         splits.path,
         preprocessor.path,
@@ -151,11 +143,9 @@ def evaluate_model(
     accuracy_gate: float,
 ):
     """Score the test split; record the gate and the Bayes-optimal accuracy."""
-    import logging
-
     from xgbflow import steps
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    steps.configure_logging()
     report = steps.evaluate_model(
         splits.path, model.path, evaluation.path, accuracy_gate=accuracy_gate
     )
@@ -179,11 +169,9 @@ def export_onnx(
     model_name: str,
 ):
     """One ONNX graph with preprocessing; refuses to publish without parity."""
-    import logging
-
     from xgbflow import steps
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    steps.configure_logging()
     metadata = steps.export_onnx(
         splits.path, model.path, evaluation.path, onnx_model.path, model_name=model_name
     )
@@ -206,11 +194,9 @@ def track_run(
 ):
     """Log the run to MLflow; register the model if the gate and parity passed."""
     import json
-    import logging
-
     from xgbflow import steps
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    steps.configure_logging()
     result = steps.track_run(
         dataset_dir=dataset.path,
         validation_report_path=validation_report.path,
@@ -234,11 +220,9 @@ def publish_model(
     model_publish_uri: str,
 ) -> str:
     """Fail the run if the quality gate failed; else copy the model for serving."""
-    import logging
-
     from xgbflow import steps
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    steps.configure_logging()
     del tracking  # an input only so that publishing waits for tracking
     return steps.publish_model(evaluation.path, onnx_model.path, model_publish_uri)
 

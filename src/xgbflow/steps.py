@@ -38,6 +38,11 @@ SPLIT_NAMES = ("train", "validation", "test")
 SCHEMA_FILE = "schema.json"
 
 
+def configure_logging() -> None:
+    """Log progress at INFO to stderr: each component calls this as its entry point."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+
+
 def write_json(path: str | Path, content: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
