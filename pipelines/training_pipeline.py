@@ -194,6 +194,7 @@ def track_run(
 ):
     """Log the run to MLflow; register the model if the gate and parity passed."""
     import json
+
     from xgbflow import steps
 
     steps.configure_logging()
