@@ -126,7 +126,7 @@ class InferenceEndpoints:
                 logger.info(
                     "%s %s %d rows=%d %.2fms%s",
                     request.method,
-                    request.url.path,
+                    request.scope["path"],
                     status,
                     rows,
                     seconds * 1000,

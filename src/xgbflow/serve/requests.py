@@ -416,7 +416,10 @@ def _describe(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    """A short JSON-like rendering of a client's value for an error message."""
+    """A short rendering of a client's value for an error message."""
+    if isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= _SHOWN_CHARACTERS else text[:57] + "..."
     try:
         text = orjson.dumps(value).decode()
     except (TypeError, orjson.JSONEncodeError):
