@@ -126,15 +126,15 @@ def _start(
     env: dict[str, str] | None = None,
 ) -> Server:
     log = work / f"{name}.log"
-    handle = log.open("w")
-    process = subprocess.Popen(
-        command,
-        cwd=cwd or ROOT,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, **(env or {})},
-    )
+    with log.open("w") as handle:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            command,
+            cwd=cwd or ROOT,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
     server = Server(name, process, port, log)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
