@@ -1,4 +1,7 @@
-"""Serving benchmark: `python -m benchmarks.serving` (or `make bench-serving`).
+"""Serving benchmark: `python -m benchmarks.serving`, from the repository root.
+
+Needs wrk on PATH (Debian: apt-get install -y wrk); MLServer is installed into its own
+virtual environment under .bench/ on the first run (mlserver-requirements.txt).
 
 Trains one model (see prepare), loads it into each server, drives each over loopback
 with wrk, rows varying between requests, and writes benchmarks/serving/RESULTS.md and
@@ -228,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    targets.ensure_tools()
     args.work.mkdir(parents=True, exist_ok=True)
     work = args.work.resolve()
 
@@ -317,7 +321,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _result(result: load.LoadResult) -> dict:
-    return {**asdict(result), "rate": result.rate, "error_share": result.error_share}
+    """The run's numbers and the machine's 1-minute load average just after it."""
+    return {
+        **asdict(result),
+        "rate": result.rate,
+        "error_share": result.error_share,
+        "load_average": os.getloadavg()[0],
+    }
 
 
 def _dump(value) -> bytes:

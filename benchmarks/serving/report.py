@@ -31,7 +31,9 @@ def write_report(results: dict, path: Path) -> None:
         f"Run {machine['date']} on {machine['nproc']} CPUs ({machine['cpu']}), "
         f"{machine['memory_gib']} GiB memory, Linux {machine['kernel']}, Python "
         f"{machine['python']}, {machine['wrk']}. The server and wrk (one thread) "
-        "share the two cores; other work on the machine was not stopped.",
+        "share the two cores with whatever else runs on the machine, which was not "
+        "stopped: the load average column shows how busy it was (2.0 = both cores "
+        "busy), and numbers taken at a high load understate every server.",
         "",
         f"Model: {model['rows']} synthetic rows (seed {model['seed']}), "
         f"{model['trees']} trees of depth {model['params']['max_depth']}, "
@@ -49,8 +51,8 @@ def write_report(results: dict, path: Path) -> None:
         "## Maximum throughput (closed loop, under 1% errors)",
         "",
         "| server | rows/request | connections | requests/s | p50 ms | p99 ms | "
-        "errors |",
-        "|---|---|---|---|---|---|---|",
+        "errors | load avg |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, server in results["servers"].items():
         for batch, batch_result in server["batches"].items():
@@ -61,13 +63,13 @@ def write_report(results: dict, path: Path) -> None:
             lines.append(
                 f"| {name} | {batch} | {run['connections']} | {run['rate']:.0f} | "
                 f"{run['p50_ms']:.2f} | {run['p99_ms']:.2f} | "
-                f"{100 * run['error_share']:.2f}% |"
+                f"{100 * run['error_share']:.2f}% | {run['load_average']:.1f} |"
             )
     runtime = results["onnxruntime"]
     for batch, floor in runtime.items():
         lines.append(
             f"| onnxruntime in-process (no HTTP) | {batch} | - | {floor['rate']:.0f} | "
-            f"{floor['p50_ms']:.3f} | {floor['p99_ms']:.3f} | - |"
+            f"{floor['p50_ms']:.3f} | {floor['p99_ms']:.3f} | - | - |"
         )
 
     lines += [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_NAME = "bench"
+MLSERVER_VENV = ROOT / ".bench" / "mlserver"
 
 
 @dataclass
@@ -66,6 +68,31 @@ def start_xgbflow(work: Path, *, log_requests: bool = True) -> Server:
     return _start(name, command, port, work, "/v2/health/ready")
 
 
+def ensure_tools() -> None:
+    """wrk on PATH and the MLServer environment under .bench/, or a clear error."""
+    if shutil.which("wrk") is None:
+        raise SystemExit(
+            "wrk is not installed; expected it on PATH (apt-get install -y wrk)"
+        )
+    python = MLSERVER_VENV / "bin" / "python"
+    if not (MLSERVER_VENV / "bin" / "mlserver").exists():
+        uv = ROOT / ".venv" / "bin" / "uv"
+        subprocess.run([str(uv), "venv", "-q", str(MLSERVER_VENV)], check=True)
+        subprocess.run(
+            [
+                str(uv),
+                "pip",
+                "install",
+                "-q",
+                "--python",
+                str(python),
+                "-r",
+                str(Path(__file__).with_name("mlserver-requirements.txt")),
+            ],
+            check=True,
+        )
+
+
 def start_mlserver(
     work: Path, *, parallel_workers: int | None = None, omp_threads: int | None = None
 ) -> Server:
@@ -97,7 +124,7 @@ def start_mlserver(
         "parameters": {"uri": str(work / "mlserver" / "model.json")},
     }
     (directory / "model-settings.json").write_text(json.dumps(model))
-    command = [str(ROOT / ".bench" / "mlserver" / "bin" / "mlserver"), "start", "."]
+    command = [str(MLSERVER_VENV / "bin" / "mlserver"), "start", "."]
     env = None if omp_threads is None else {"OMP_NUM_THREADS": str(omp_threads)}
     return _start(
         name,
