@@ -255,7 +255,24 @@ class DriftMonitor(Collector):
         )
 
 
-class _NumericBins:
+class _Bins:
+    """Bin codes of one column; the last code always means a missing value."""
+
+    name: str
+    codes: int
+    expected: np.ndarray | None = None
+
+    def missing_ratio(self, counts: np.ndarray) -> float:
+        total = counts.sum()
+        return float(counts[-1] / total) if total else math.nan
+
+    def psi(self, counts: np.ndarray, min_rows: int) -> float:
+        if self.expected is None:
+            return math.nan
+        return population_stability_index(self.expected, counts[:-1], min_rows)
+
+
+class _NumericBins(_Bins):
     """Codes 0..k-1 for the reference's k bins, k for a missing value."""
 
     def __init__(self, name: str, edges: list[float], fractions: list[float]) -> None:
@@ -269,15 +286,8 @@ class _NumericBins:
         codes[np.isnan(values)] = self.codes - 1
         return codes
 
-    def missing_ratio(self, counts: np.ndarray) -> float:
-        total = counts.sum()
-        return float(counts[-1] / total) if total else math.nan
 
-    def psi(self, counts: np.ndarray, min_rows: int) -> float:
-        return population_stability_index(self.expected, counts[:-1], min_rows)
-
-
-class _CategoricalBins:
+class _CategoricalBins(_Bins):
     """Codes 0..m-1 for the reference's categories, m for unseen, m+1 for missing."""
 
     def __init__(self, name: str, categories: dict[str, float]) -> None:
@@ -297,15 +307,8 @@ class _CategoricalBins:
             count=len(values),
         )
 
-    def missing_ratio(self, counts: np.ndarray) -> float:
-        total = counts.sum()
-        return float(counts[-1] / total) if total else math.nan
 
-    def psi(self, counts: np.ndarray, min_rows: int) -> float:
-        return population_stability_index(self.expected, counts[:-1], min_rows)
-
-
-class _Unbinned:
+class _Unbinned(_Bins):
     """A feature without reference bins (never present in training): missing share."""
 
     def __init__(self, name: str) -> None:
@@ -316,13 +319,6 @@ class _Unbinned:
         if values.dtype == object:
             return (values == "").astype(np.int16)
         return np.isnan(values).astype(np.int16)
-
-    def missing_ratio(self, counts: np.ndarray) -> float:
-        total = counts.sum()
-        return float(counts[1] / total) if total else math.nan
-
-    def psi(self, counts: np.ndarray, min_rows: int) -> float:
-        return math.nan
 
 
 def _binner(feature: Feature, references: dict[str, Any]):
