@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -121,27 +122,28 @@ def parse_v1(payload: Any, features: Sequence[Feature]) -> Batch:
         )
 
     names = [feature.name for feature in features]
-    columns: list[list[Any]] = [[] for _ in features]
+    expected_keys = set(names)
+    # itemgetter pulls a row's values in schema order in one C call.
+    getter = operator.itemgetter(*names) if len(names) > 1 else _single(names[0])
+    rows: list[Any] = []
     for index, row in enumerate(instances):
-        where = f"instances[{index}]"
         if isinstance(row, dict):
-            if len(row) != len(names) or any(name not in row for name in names):
-                _check_names(list(row), names, where, "column")
-            values = [row[name] for name in names]
+            if row.keys() != expected_keys:
+                _check_names(list(row), names, f"instances[{index}]", "column")
+            rows.append(getter(row))
         elif isinstance(row, list):
             if len(row) != len(names):
                 raise InvalidRequestError(
-                    f"{where} has {len(row)} values; expected {len(names)}, one per "
-                    f"feature in schema order: {names}"
+                    f"instances[{index}] has {len(row)} values; expected "
+                    f"{len(names)}, one per feature in schema order: {names}"
                 )
-            values = row
+            rows.append(row)
         else:
             raise InvalidRequestError(
-                f"{where} is {_describe(row)}; expected an object of named columns "
-                "or a list of values in schema order"
+                f"instances[{index}] is {_describe(row)}; expected an object of named "
+                "columns or a list of values in schema order"
             )
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
+    columns = list(zip(*rows, strict=True))
 
     feeds = {
         feature.name: _to_array(
@@ -342,14 +344,18 @@ def _flat_data(value: Any, rows: int, where: str) -> list[Any]:
     return value
 
 
-def _to_array(values: list[Any], feature: Feature, path) -> np.ndarray:
+def _single(name: str):
+    return lambda row: (row[name],)
+
+
+def _to_array(values: Sequence[Any], feature: Feature, path) -> np.ndarray:
     """A [rows, 1] column for the graph; `path(row)` names a value in messages."""
     if feature.kind == "numeric":
         return _numeric_column(values, path)
     return _categorical_column(values, path)
 
 
-def _numeric_column(values: list[Any], path) -> np.ndarray:
+def _numeric_column(values: Sequence[Any], path) -> np.ndarray:
     if not {type(value) for value in values} <= _NUMBER_TYPES:
         for row, value in enumerate(values):
             if type(value) not in _NUMBER_TYPES:
@@ -371,7 +377,7 @@ def _numeric_column(values: list[Any], path) -> np.ndarray:
     return column.astype(np.float32).reshape(-1, 1)
 
 
-def _categorical_column(values: list[Any], path) -> np.ndarray:
+def _categorical_column(values: Sequence[Any], path) -> np.ndarray:
     if not {type(value) for value in values} <= _STRING_TYPES:
         for row, value in enumerate(values):
             if type(value) not in _STRING_TYPES:
