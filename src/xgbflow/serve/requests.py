@@ -355,14 +355,20 @@ def _to_array(values: Sequence[Any], feature: Feature, path) -> np.ndarray:
     return _categorical_column(values, path)
 
 
+def _check_types(values: Sequence[Any], allowed: frozenset, what: str, path) -> None:
+    """Raise for the first value whose type is not allowed (one set pass if all are)."""
+    if {type(value) for value in values} <= allowed:
+        return
+    for row, value in enumerate(values):
+        if type(value) not in allowed:
+            raise InvalidRequestError(
+                f"{path(row)} is {_describe(value)}; expected {what}, or null for a "
+                "missing value"
+            )
+
+
 def _numeric_column(values: Sequence[Any], path) -> np.ndarray:
-    if not {type(value) for value in values} <= _NUMBER_TYPES:
-        for row, value in enumerate(values):
-            if type(value) not in _NUMBER_TYPES:
-                raise InvalidRequestError(
-                    f"{path(row)} is {_describe(value)}; expected a number, or null "
-                    "for a missing value"
-                )
+    _check_types(values, _NUMBER_TYPES, "a number", path)
     try:
         column = np.array(values, dtype=np.float64)
     except OverflowError:
@@ -378,13 +384,7 @@ def _numeric_column(values: Sequence[Any], path) -> np.ndarray:
 
 
 def _categorical_column(values: Sequence[Any], path) -> np.ndarray:
-    if not {type(value) for value in values} <= _STRING_TYPES:
-        for row, value in enumerate(values):
-            if type(value) not in _STRING_TYPES:
-                raise InvalidRequestError(
-                    f"{path(row)} is {_describe(value)}; expected a string, or null "
-                    "for a missing value"
-                )
+    _check_types(values, _STRING_TYPES, "a string", path)
     column = np.empty((len(values), 1), dtype=object)
     column[:, 0] = ["" if value is None else value for value in values]
     return column
