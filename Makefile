@@ -14,7 +14,7 @@ TOOLS := .tools
 
 include hack/versions.mk
 
-.PHONY: run test lint venv tools clean bench-workflow
+.PHONY: run test lint venv tools clean bench-workflow bench-serving
 
 ## run: the whole training workflow, locally, on the default synthetic data
 run: venv
@@ -27,6 +27,10 @@ test: venv tools
 ## bench-workflow: time, memory and accuracy of the local run at 100k and 1M rows
 bench-workflow: venv
 	$(BIN)/python -m benchmarks.workflow
+
+## bench-serving: the model server against MLServer and the floors (needs Debian's wrk)
+bench-serving: venv
+	$(BIN)/python -m benchmarks.serving
 
 ## lint: formatter and linter, as pre-commit runs them
 lint: venv
