@@ -213,18 +213,24 @@ def track_run(
     tracking.metadata.update({"run_id": result["run_id"]})
 
 
+@dsl.component(base_image=_image("train"), **_component)
+def enforce_gate(evaluation: Input[Artifact], tracking: Input[Artifact]):
+    """Fail the run if the quality gate failed (after the run has been tracked)."""
+    from xgbflow import evaluate, steps
+
+    steps.configure_logging()
+    del tracking  # an input only so that the gate is enforced after tracking
+    evaluate.check_gate(steps.read_json(evaluation.path))
+
+
 @dsl.component(base_image=_image("export"), **_component)
 def publish_model(
-    evaluation: Input[Artifact],
-    onnx_model: Input[Model],
-    tracking: Input[Artifact],
-    model_publish_uri: str,
+    evaluation: Input[Artifact], onnx_model: Input[Model], model_publish_uri: str
 ) -> str:
-    """Fail the run if the quality gate failed; else copy the model for serving."""
+    """Copy the model directory where serving reads it (gate checked again)."""
     from xgbflow import steps
 
     steps.configure_logging()
-    del tracking  # an input only so that publishing waits for tracking
     return steps.publish_model(evaluation.path, onnx_model.path, model_publish_uri)
 
 
@@ -304,12 +310,16 @@ def training_pipeline(
     # The tracking server may be restarting or briefly unreachable.
     track_task.set_retry(num_retries=3, backoff_duration="30s", backoff_factor=2)
 
+    # A failed gate is final: this step has no retries, unlike the upload after it.
+    gate_task = enforce_gate(
+        evaluation=evaluate_task.outputs["evaluation"],
+        tracking=track_task.outputs["tracking"],
+    )
     publish_task = publish_model(
         evaluation=evaluate_task.outputs["evaluation"],
         onnx_model=export_task.outputs["onnx_model"],
-        tracking=track_task.outputs["tracking"],
         model_publish_uri=model_publish_uri,
-    )
+    ).after(gate_task)
     publish_task.set_retry(num_retries=2, backoff_duration="30s")
     return publish_task.output
 

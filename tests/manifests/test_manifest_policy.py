@@ -206,6 +206,7 @@ def test_runtime_exists_and_runs_the_contract_server(objects: list[dict]) -> Non
         "--model_name={{.Name}}",
         "--model_dir=/mnt/models",
         "--http_port=8080",
+        "--http_host=0.0.0.0",
     ]
     assert {"name": "http1", "containerPort": 8080, "protocol": "TCP"} in container[
         "ports"
