@@ -284,8 +284,12 @@ class ExperimentRun:
         count = min(free, left)
         if count <= 0:
             return
+        # Katib v0.19.0 sends its suggestion service the succeeded and the
+        # early-stopped trials, the latter with the value they had reached.
         observations = [
-            suggest.Observation(t.name, t.values, t.objective) for t in self.succeeded()
+            suggest.Observation(t.name, t.values, t.objective)
+            for t in self.trials
+            if t.status in {SUCCEEDED, EARLY_STOPPED} and t.objective is not None
         ]
         rule = self.stop_rule()
         for values in self.suggester.suggest(observations, count):

@@ -12,8 +12,8 @@ Collector side, while the trial runs: each report of the objective updates the b
 value so far (highest when maximizing). At exactly the `start_step`-th report, and only
 then, the best value is compared with the threshold; if it is worse (below when
 maximizing, above when minimizing) the trial is stopped and marked EarlyStopped.
-Early-stopped trials never count as succeeded, so they feed neither the threshold nor
-the search algorithm.
+Early-stopped trials never count as succeeded, so they do not feed the threshold (the
+search algorithm does hear of them, with the value they had reached).
 """
 
 from __future__ import annotations

@@ -5,10 +5,12 @@ does: one `skopt.Optimizer` over Integer(min, max) for ints and
 Real(min, max, "log-uniform") for every double (whatever distribution the manifest
 names), built with the Experiment's base_estimator, n_initial_points, acq_func,
 acq_optimizer and random_state. Before each request it is told, in one call, the
-parameters and objective of every trial that succeeded since the last request (negated
-when maximizing, as skopt minimizes); then it is asked for as many points as there are
-free slots, `ask(n_points=k)`, even for one. Failed and early-stopped trials are never
-told.
+parameters and objective of every trial that succeeded or was stopped early since the
+last request (an early-stopped trial with the value it had reached; negated when
+maximizing, as skopt minimizes); then it is asked for as many points as there are free
+slots, `ask(n_points=k)`, even for one. Failed trials are never told. skopt caches an
+`ask(n_points=k)` answer until the next `tell`, so after a failure with nothing new to
+tell the same point comes back, in Katib as here.
 
 `random` draws each parameter independently with the distributions Katib's random
 search (hyperopt) uses: ints uniformly on the whole numbers from min to max (a
@@ -66,9 +68,9 @@ class BayesianOptimization:
         )
         self.told: set[str] = set()
 
-    def suggest(self, succeeded: Sequence[Observation], count: int) -> list[dict]:
-        """`count` new points, after telling the optimizer about new successes."""
-        new = [trial for trial in succeeded if trial.name not in self.told]
+    def suggest(self, finished: Sequence[Observation], count: int) -> list[dict]:
+        """`count` new points, after telling the optimizer about new results."""
+        new = [trial for trial in finished if trial.name not in self.told]
         with warnings.catch_warnings():
             # Re-proposing an evaluated integer point and an unconverged GP fit are
             # ordinary in a small search; Katib's service lets both pass too.
@@ -99,8 +101,8 @@ class RandomSearch:
         self.parameters = experiment.parameters
         self.rng = np.random.default_rng(experiment.algorithm.settings["random_state"])
 
-    def suggest(self, succeeded: Sequence[Observation], count: int) -> list[dict]:
-        del succeeded  # random search learns nothing from results
+    def suggest(self, finished: Sequence[Observation], count: int) -> list[dict]:
+        del finished  # random search learns nothing from results
         return [{p.name: self._draw(p) for p in self.parameters} for _ in range(count)]
 
     def _draw(self, parameter: Parameter) -> int | float:
