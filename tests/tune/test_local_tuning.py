@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import io
 import json
 import sys
 
@@ -21,7 +22,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from xgbflow.tune import collector, local
+from xgbflow.tune import collector, local, report
 from xgbflow.tune.experiment import parse_experiment
 
 # MLflow 3.17's SQLite store still uses a loader option SQLAlchemy 2.1 deprecates.
@@ -57,9 +58,10 @@ def tuning_run(rendered_experiments, small_dataset, tmp_path_factory):
     source.write_text(yaml.safe_dump(tiny(copy.deepcopy(rendered_experiments["dev"]))))
     tracking_uri = f"sqlite:///{scratch / 'mlflow.db'}"
     capture = pytest.MonkeyPatch()
-    output = scratch / "stdout.txt"
-    with output.open("w") as stream:
+    output, progress = scratch / "stdout.txt", scratch / "stderr.txt"
+    with output.open("w") as stream, progress.open("w") as errors:
         capture.setattr(sys, "stdout", stream)
+        capture.setattr(sys, "stderr", errors)
         try:
             status = local.main(
                 [
@@ -77,6 +79,7 @@ def tuning_run(rendered_experiments, small_dataset, tmp_path_factory):
         "tracking_uri": tracking_uri,
         "status": status,
         "stdout": output.read_text(),
+        "stderr": progress.read_text(),
         "results": json.loads((folder / "trials.json").read_text()),
     }
 
@@ -159,6 +162,42 @@ def test_table_lists_every_trial_and_marks_the_best(tuning_run) -> None:
     for trial in tuning_run["results"]["trials"]:
         assert trial["name"] in stdout
     assert "5 trials (4 Succeeded, 1 EarlyStopped)" in stdout
+
+
+def test_progress_shows_each_trial_start_rule_and_end(tuning_run) -> None:
+    lines = tuning_run["stderr"].splitlines()
+    third = "xgbflow-tuning-003"
+
+    started = [line for line in lines if line.startswith(f"started  {third}:")]
+    finished = [line for line in lines if line.startswith(f"finished {third}:")]
+
+    assert len(started) == 1
+    assert "max_depth 1," in started[0]
+    assert "stops if best accuracy by report 2 is below 0." in started[0]
+    assert len(finished) == 1
+    assert "EarlyStopped, accuracy 0." in finished[0]
+
+
+def test_a_terminal_gets_a_status_line_redrawn_in_place(
+    experiment_document: dict,
+) -> None:
+    experiment = parse_experiment(experiment_document)
+    values = {"max_depth": 4, "learning_rate": 0.1, "n_estimators": 200}
+    values |= {"min_child_weight": 1, "subsample": 0.8}
+    done = local.Trial(1, "t-001", values, [], None, status="Succeeded", objective=0.93)
+    running = local.Trial(2, "t-002", values, [], None, reports=57, latest=0.9112)
+    stream = io.StringIO()
+    progress = report.Progress(experiment, stream, live=True)
+
+    progress.refresh([done, running], done)
+    progress.finished(done, done)
+
+    shown = stream.getvalue()
+    assert shown.startswith(
+        "\r\033[K1/8 done | 1 running | best accuracy 0.9300 | #2 report 57 0.9112"
+    )
+    # An event line first clears the status line, so the two never mix.
+    assert "\r\033[Kfinished t-001: Succeeded" in shown
 
 
 def test_each_trial_is_a_nested_mlflow_run(tuning_run) -> None:

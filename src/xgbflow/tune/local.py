@@ -126,6 +126,7 @@ class SubprocessLauncher:
         self.extra_args = list(extra_args)
         self.log_dir = log_dir
         self.processes: dict[str, subprocess.Popen] = {}
+        self.stopping: set[str] = set()
         self.lock = threading.Lock()
         # `xgbflow` in the template resolves to this environment's command.
         bin_dir = str(Path(sys.executable).parent)
@@ -162,6 +163,8 @@ class SubprocessLauncher:
                 return 127
             with self.lock:
                 self.processes[trial.name] = process
+            if trial.kill_requested:  # the run ended while this one was starting
+                self.stop(trial)
             try:
                 for line in process.stdout:
                     if log is not None:
@@ -177,7 +180,10 @@ class SubprocessLauncher:
     def stop(self, trial: Trial) -> None:
         with self.lock:
             process = self.processes.get(trial.name)
-        if process is None or process.poll() is not None:
+            if process is None or trial.name in self.stopping:
+                return
+            self.stopping.add(trial.name)
+        if process.poll() is not None:
             return
         process.terminate()
         timer = threading.Timer(TERMINATE_GRACE, _kill_if_alive, [process])
