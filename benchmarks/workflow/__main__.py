@@ -67,6 +67,7 @@ def run_once(rows: int, scratch: Path) -> dict:
     if child.returncode != 0:
         raise SystemExit(f"run with {rows} rows failed; see {log}")
 
+    load = os.getloadavg()[0]
     model_dir = scratch / "runs" / "latest" / "model"
     metadata = json.loads((model_dir / "metadata.json").read_text())
     bayes = metadata["bayes_accuracy"]
@@ -78,6 +79,7 @@ def run_once(rows: int, scratch: Path) -> dict:
         "test_accuracy": round(accuracy, 4),
         "bayes_accuracy": round(bayes["expected"], 4),
         "gap_points": round((bayes["expected"] - accuracy) * 100, 2),
+        "load_average_1m_at_end": round(load, 2),
     }
 
 
@@ -112,12 +114,13 @@ def write_report(results: list[dict], host: dict, out: Path) -> None:
         f"{host['os']}, Python {host['python']}. One run per size, default settings.",
         "",
         "| rows | wall time (s) | peak memory (MiB) | test accuracy | Bayes-optimal "
-        "| gap (points) |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| gap (points) | load average |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {r['rows']:,} | {r['wall_seconds']} | {r['peak_rss_mib']:,} | "
-        f"{r['test_accuracy']:.4f} | {r['bayes_accuracy']:.4f} | {r['gap_points']} |"
+        f"{r['test_accuracy']:.4f} | {r['bayes_accuracy']:.4f} | {r['gap_points']} | "
+        f"{r['load_average_1m_at_end']} |"
         for r in results
     ]
     lines += [
@@ -126,7 +129,8 @@ def write_report(results: list[dict], host: dict, out: Path) -> None:
         "rows; the 1,000,000-row run inside 24 GiB with room to spare. Peak memory is "
         "the whole process tree (runner plus the running component). The "
         "Bayes-optimal accuracy is the test split's, from the complete features: an "
-        "upper bound when values are missing.",
+        "upper bound when values are missing. The load average (1 minute, at the end "
+        "of the run) shows whether anything else was using the machine.",
         "",
     ]
     (out / "RESULTS.md").write_text("\n".join(lines))

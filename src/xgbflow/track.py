@@ -45,7 +45,8 @@ def requirements(*distributions: str) -> list[str]:
     return [f"{name}=={importlib_metadata.version(name)}" for name in distributions]
 
 
-def _experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
+def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
+    """The id of experiment `name`, created if missing; artifacts beside SQLite."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
@@ -145,7 +146,7 @@ def track_run(
     tracking_uri = resolve_tracking_uri(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
-    experiment_id = _experiment_id(client, experiment, tracking_uri)
+    experiment_id = ensure_experiment(client, experiment, tracking_uri)
     register = bool(evaluation["gate"]["passed"] and metadata["parity"]["passed"])
 
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:

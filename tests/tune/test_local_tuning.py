@@ -25,11 +25,6 @@ from mlflow.tracking import MlflowClient
 from xgbflow.tune import collector, local, report
 from xgbflow.tune.experiment import parse_experiment
 
-# MLflow 3.17's SQLite store still uses a loader option SQLAlchemy 2.1 deprecates.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"
-)
-
 
 def tiny(document: dict) -> dict:
     spec = document["spec"]

@@ -508,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-    from xgbflow.track import resolve_tracking_uri
+    from xgbflow.config import resolve_tracking_uri
     from xgbflow.tune import tracking
 
     try:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
-from xgbflow.track import _experiment_id
+from xgbflow.track import ensure_experiment
 from xgbflow.tune import collector
 
 if TYPE_CHECKING:
@@ -50,7 +50,9 @@ class ExperimentTracker:
         self.experiment = experiment
         self.folder = folder
         self.client = MlflowClient(tracking_uri)
-        self.experiment_id = _experiment_id(self.client, experiment.name, tracking_uri)
+        self.experiment_id = ensure_experiment(
+            self.client, experiment.name, tracking_uri
+        )
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         parent = self.client.create_run(
             self.experiment_id,
