@@ -14,7 +14,7 @@ TOOLS := .tools
 
 include hack/versions.mk
 
-.PHONY: run test lint venv tools clean bench-workflow bench-serving
+.PHONY: run test lint venv tools clean bench-workflow bench-serving bench-tuning
 
 ## run: the whole training workflow, locally, on the default synthetic data
 run: venv
@@ -31,6 +31,10 @@ bench-workflow: venv
 ## bench-serving: the model server against MLServer and the floors (needs Debian's wrk)
 bench-serving: venv
 	$(BIN)/python -m benchmarks.serving
+
+## bench-tuning: Bayesian optimisation against random search over the Experiment's space
+bench-tuning: venv tools
+	$(BIN)/python benchmarks/tuning/run.py
 
 ## lint: formatter and linter, as pre-commit runs them
 lint: venv
