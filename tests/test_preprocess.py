@@ -110,3 +110,25 @@ def test_ratios_only_for_columns_the_schema_has():
     schema = dataset.FeatureSchema("y", ("debt", "income", "x"), ())
 
     assert preprocess.ratio_pairs(schema) == [("debt", "income")]
+
+
+def test_transform_table_names_every_model_input_and_keeps_the_index(trained):
+    schema = trained.schema
+    fitted = trained.model.pipeline.named_steps["preprocess"]
+    rows = trained.splits.test.head(3).copy()
+    rows.loc[rows.index[0], "income"] = np.nan
+    median = (
+        fitted.named_transformers_["numeric"]
+        .named_steps["impute"]
+        .statistics_[schema.numeric.index("income")]
+    )
+    rows.loc[rows.index[1], "income"] = median
+
+    out = preprocess.transform_table(fitted, rows, schema)
+
+    assert list(out.columns) == list(fitted.get_feature_names_out())
+    assert out.columns[0] == f"numeric__{schema.numeric[0]}"
+    assert "derived__debt_to_income" in out.columns
+    assert out.index.equals(rows.index)
+    # A gap and the training median become the same feature value.
+    assert out["numeric__income"].iloc[0] == out["numeric__income"].iloc[1]

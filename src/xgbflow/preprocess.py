@@ -32,6 +32,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from xgbflow import dataset
 from xgbflow.dataset import FeatureSchema
 from xgbflow.errors import ConfigError, DataError
 
@@ -207,3 +208,18 @@ def _round_for_float32(step: object) -> None:
         step.mean_ = step.mean_.astype(np.float32).astype(np.float64)
         scale = np.where(step.scale_ > 0, step.scale_, 1.0)
         step.scale_ = np.exp2(np.round(np.log2(scale)))
+
+
+def transform_table(
+    preprocessor: ColumnTransformer, table: pd.DataFrame, schema: FeatureSchema
+) -> pd.DataFrame:
+    """The model's input features for the rows of a raw table, one named column each.
+
+    Columns carry the fitted preprocessor's output names (`numeric__income`,
+    `derived__debt_to_income`, `categorical__region_north`, ...) and rows keep the
+    table's index, so every row can be set beside its raw values.
+    """
+    features = preprocessor.transform(dataset.to_model_frame(table, schema))
+    return pd.DataFrame(
+        features, columns=preprocessor.get_feature_names_out(), index=table.index
+    )
