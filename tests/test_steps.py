@@ -2,10 +2,13 @@
 
 import json
 
+import joblib
+import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from xgbflow import steps
+from xgbflow import dataset, steps
 from xgbflow.errors import QualityGateError, ValidationError
 
 
@@ -111,3 +114,24 @@ def _passed_report(tmp_path):
     path = tmp_path / "report.json"
     path.write_text(json.dumps({"passed": True}))
     return path
+
+
+def test_saved_preprocessing_reads_back_as_written(tmp_path, trained):
+    schema, splits = trained.schema, trained.splits
+    fitted = trained.model.pipeline.named_steps["preprocess"]
+
+    steps.write_preprocessing(
+        splits, schema, fitted, str(tmp_path / "splits"), str(tmp_path / "pre.joblib")
+    )
+    read, read_schema = steps.read_splits(str(tmp_path / "splits"))
+    loaded = joblib.load(tmp_path / "pre.joblib")
+
+    assert read_schema == schema
+    for (name, written), (_, back) in zip(splits.items(), read.items(), strict=True):
+        pd.testing.assert_frame_equal(
+            back, written.reset_index(drop=True), obj=f"split {name}"
+        )
+    np.testing.assert_array_equal(
+        loaded.transform(dataset.to_model_frame(read.test, schema)),
+        fitted.transform(dataset.to_model_frame(splits.test, schema)),
+    )

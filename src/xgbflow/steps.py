@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -31,6 +31,11 @@ from xgbflow import dataset, storage, validate
 from xgbflow.config import TrainParams
 from xgbflow.dataset import FeatureSchema
 from xgbflow.errors import ValidationError
+
+if TYPE_CHECKING:
+    from sklearn.compose import ColumnTransformer
+
+    from xgbflow.preprocess import Splits
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +118,20 @@ def preprocess_data(
         dataset.to_model_frame(splits.train, schema),
     )
 
+    write_preprocessing(splits, schema, preprocessor, splits_dir, preprocessor_path)
+
+
+def write_preprocessing(
+    splits: Splits,
+    schema: FeatureSchema,
+    preprocessor: ColumnTransformer,
+    splits_dir: str,
+    preprocessor_path: str,
+) -> None:
+    """Save the splits with their schema and the fitted preprocessor.
+
+    The layout is the preprocess step's; read_splits and joblib.load read it back.
+    """
     with storage.staging_directory(splits_dir) as scratch:
         for name, frame in splits.items():
             frame.to_parquet(scratch / f"{name}.parquet", index=False)
