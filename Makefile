@@ -10,6 +10,9 @@ LOCK := requirements/dev.lock
 # Nothing run from here reports usage to outside hosts.
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
+# XGBoost's idle OpenMP threads spin by default; on two shared cores that slows every
+# other process (and training itself) by an order of magnitude. Let them sleep.
+export OMP_WAIT_POLICY ?= passive
 TOOLS := .tools
 
 include hack/versions.mk
