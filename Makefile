@@ -37,7 +37,7 @@ bench-serving: venv
 
 ## bench-tuning: Bayesian optimisation against random search over the Experiment's space
 bench-tuning: venv tools
-	$(BIN)/python benchmarks/tuning/run.py
+	$(BIN)/python -m benchmarks.tuning.run
 
 ## lint: formatter and linter, as pre-commit runs them
 lint: venv

@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import logging
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -26,6 +25,7 @@ import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
+from benchmarks.machine import describe_machine as shared_machine_description
 from benchmarks.serving import load, prepare, report, targets
 
 logger = logging.getLogger(__name__)
@@ -197,26 +197,9 @@ def measure_onnxruntime(work: Path, rows: dict, seconds: float) -> dict:
 
 
 def describe_machine() -> dict:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    memory_kib = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal:")
-    )
+    """The shared machine description, plus wrk's version and the time of the run."""
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "memory_gib": round(memory_kib / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
+    return shared_machine_description() | {
         "wrk": (wrk.stdout or wrk.stderr).splitlines()[0].strip(),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }

@@ -1,6 +1,6 @@
 """Bayesian optimisation against random search on the Experiment's own search space.
 
-    .venv/bin/python benchmarks/tuning/run.py            # writes RESULTS.md beside it
+    .venv/bin/python -m benchmarks.tuning.run            # writes RESULTS.md beside it
 
 For each seed, the overlay's Experiment runs twice through the local runner's engine
 (xgbflow.tune.local.ExperimentRun): once with its Bayesian optimisation settings and
@@ -31,8 +31,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -40,6 +38,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.machine import describe_machine
 from xgbflow import dataset, generate
 from xgbflow.tune import local, trial
 from xgbflow.tune.experiment import Algorithm, Experiment, load_experiment
@@ -167,24 +166,6 @@ def trials_to_target(run: dict, target: float) -> int | None:
     return None
 
 
-def machine() -> dict:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as handle:
-        total_kb = int(handle.readline().split()[1])
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "memory_gib": round(total_kb / 2**20, 1),
-        "python": platform.python_version(),
-        "load_average_at_start": os.getloadavg(),
-    }
-
-
 def spread(values: list[float]) -> str:
     ordered = sorted(values)
     if len(ordered) < 2:
@@ -244,7 +225,7 @@ def write_markdown(path: Path, context: dict, summary: dict) -> None:
         "",
         f"Machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB "
         f"memory, Python {info['python']}; load average "
-        f"{info['load_average_at_start'][0]:.1f} at the start (the machine is shared).",
+        f"{info['load_average'][0]:.1f} at the start (the machine is shared).",
         "",
         "## Setup",
         "",
@@ -364,9 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     bayesian = {k: v for k, v in base.algorithm.settings.items() if k != "random_state"}
     context = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),
-        "command": " ".join(["benchmarks/tuning/run.py", *(argv or sys.argv[1:])]),
+        "command": " ".join(
+            ["python -m benchmarks.tuning.run", *(argv or sys.argv[1:])]
+        ),
         "minutes": (time.monotonic() - started) / 60,
-        "machine": machine(),
+        "machine": describe_machine(),
         "overlay": str(args.overlay),
         "rows": args.rows,
         "validation_rows": round(args.rows * 0.15),

@@ -14,7 +14,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ import time
 from pathlib import Path
 
 import psutil
+
+from benchmarks.machine import describe_machine
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -83,24 +84,6 @@ def run_once(rows: int, scratch: Path) -> dict:
     }
 
 
-def machine() -> dict:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-    }
-
-
 def write_report(results: list[dict], host: dict, out: Path) -> None:
     date = dt.date.today().isoformat()
     (out / "results.json").write_text(
@@ -110,8 +93,9 @@ def write_report(results: list[dict], host: dict, out: Path) -> None:
         "# Local run: time, memory and accuracy",
         "",
         f"Measured {date} by `make bench-workflow` on "
-        f"{host['cores']} cores ({host['cpu']}), {host['memory_gib']} GiB, "
-        f"{host['os']}, Python {host['python']}. One run per size, default settings.",
+        f"{host['nproc']} cores ({host['cpu']}), {host['memory_gib']} GiB, "
+        f"Linux {host['kernel']}, Python {host['python']}. "
+        "One run per size, default settings.",
         "",
         "| rows | wall time (s) | peak memory (MiB) | test accuracy | Bayes-optimal "
         "| gap (points) | load average |",
@@ -148,7 +132,7 @@ def main() -> None:
             result = run_once(rows, Path(scratch))
         print(json.dumps(result))
         results.append(result)
-    write_report(results, machine(), args.out)
+    write_report(results, describe_machine(), args.out)
 
 
 if __name__ == "__main__":
