@@ -127,8 +127,8 @@ def load_pipeline(path: Path):
     return module.training_pipeline
 
 
-def run_pipeline(arguments: dict[str, Any], run_dir: Path, pipeline_path: Path) -> None:
-    """Execute the pipeline with the local runner; artifacts land in run_dir."""
+def run_pipeline(pipeline, arguments: dict[str, Any], run_dir: Path) -> None:
+    """Execute `pipeline` (from load_pipeline) locally; artifacts land in run_dir."""
     from kfp import local
 
     # Components start `python3` from PATH: make it this environment's interpreter.
@@ -136,7 +136,6 @@ def run_pipeline(arguments: dict[str, Any], run_dir: Path, pipeline_path: Path) 
     os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
     # A laptop run reports nothing to anyone: MLflow's usage telemetry stays off.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    pipeline = load_pipeline(pipeline_path)
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(run_dir / "artifacts"),
@@ -223,12 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = (args.runs_dir / run_id).resolve()
     try:
         arguments = pipeline_arguments(args, resolve_tracking_uri(args.tracking_uri))
-        load_pipeline(args.pipeline)
+        pipeline = load_pipeline(args.pipeline)
         run_dir.mkdir(parents=True)
         started = time.monotonic()
         failure = None
         try:
-            run_pipeline(arguments, run_dir, args.pipeline)
+            run_pipeline(pipeline, arguments, run_dir)
         except RuntimeError as exc:
             failure = exc
         _link_outputs(run_dir, args.runs_dir.resolve())
